@@ -1,0 +1,116 @@
+"""ASGI middleware that rejects request bodies above a size limit with HTTP 413."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Awaitable, Callable
+
+from secom.preprocessing import DEFAULT_WINDOW_LENGTH
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES_ENV_VAR = "SECOM_MAX_BODY_BYTES"
+# The whole SECOM data set, 1567 rows of 590 readings, is about 11 MB as JSON
+# (about 12 bytes a reading); 32 MiB admits it in one request with room for
+# longer number formatting.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def configured_max_body_bytes() -> int:
+    raw = os.environ.get(MAX_BODY_BYTES_ENV_VAR)
+    if not raw:
+        return DEFAULT_MAX_BODY_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_BODY_BYTES_ENV_VAR} must be a whole number of bytes, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{MAX_BODY_BYTES_ENV_VAR} must be positive, got {value}")
+    return value
+
+
+class BodySizeLimitMiddleware:
+    """Reject HTTP requests whose body exceeds ``max_body_bytes``.
+
+    A declared Content-Length above the limit is rejected before any body is
+    read. A body without one (chunked) is buffered up to the limit and then
+    replayed to the application, so at most ``max_body_bytes`` are held.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int | None = None):
+        self.app = app
+        self.max_body_bytes = max_body_bytes or configured_max_body_bytes()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._reject(scope, send, int(declared))
+            return
+        if declared is not None:
+            # The HTTP server (h11 or httptools under uvicorn) stops reading at
+            # the declared length, so the declared size is the real one.
+            await self.app(scope, receive, send)
+            return
+
+        chunks: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                await self._reject(scope, send, size)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, send: Send, size: int) -> None:
+        logger.warning(
+            "Rejected %s %s: body of at least %d bytes exceeds the limit of %d bytes",
+            scope.get("method"),
+            scope.get("path"),
+            size,
+            self.max_body_bytes,
+        )
+        body = json.dumps(
+            {
+                "error": "request body too large",
+                "detail": [
+                    {
+                        "type": "body_too_large",
+                        "loc": ["body"],
+                        "msg": (
+                            f"request body of at least {size} bytes exceeds the limit of {self.max_body_bytes} bytes; "
+                            f"split the rows into several requests (each repeating the {DEFAULT_WINDOW_LENGTH - 1} rows "
+                            f"before its first window), or raise {MAX_BODY_BYTES_ENV_VAR} on the server"
+                        ),
+                    }
+                ],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
