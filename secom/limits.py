@@ -16,6 +16,7 @@ MAX_BODY_BYTES_ENV_VAR = "SECOM_MAX_BODY_BYTES"
 # (about 12 bytes a reading); 32 MiB admits it in one request with room for
 # longer number formatting.
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DRAIN_FACTOR = 4
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -39,9 +40,10 @@ def configured_max_body_bytes() -> int:
 class BodySizeLimitMiddleware:
     """Reject HTTP requests whose body exceeds ``max_body_bytes``.
 
-    A declared Content-Length above the limit is rejected before any body is
-    read. A body without one (chunked) is buffered up to the limit and then
-    replayed to the application, so at most ``max_body_bytes`` are held.
+    A body whose declared Content-Length is within the limit passes straight
+    through. A body without one (chunked) is buffered up to the limit and then
+    replayed to the application, so at most ``max_body_bytes`` are held. A body
+    over the limit is read and discarded before the 413 is sent.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], max_body_bytes: int | None = None):
@@ -54,28 +56,35 @@ class BodySizeLimitMiddleware:
             return
 
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._reject(scope, send, int(declared))
-            return
-        if declared is not None:
+        declared_size = int(declared) if declared is not None and declared.isdigit() else None
+        if declared_size is not None and declared_size <= self.max_body_bytes:
             # The HTTP server (h11 or httptools under uvicorn) stops reading at
             # the declared length, so the declared size is the real one.
             await self.app(scope, receive, send)
             return
 
+        too_large = declared_size is not None
         chunks: list[Message] = []
         size = 0
         while True:
             message = await receive()
-            chunks.append(message)
             if message["type"] != "http.request":
+                chunks.append(message)
                 break
             size += len(message.get("body", b""))
             if size > self.max_body_bytes:
-                await self._reject(scope, send, size)
-                return
-            if not message.get("more_body", False):
+                too_large = True
+                chunks.clear()
+            if not too_large:
+                chunks.append(message)
+            # Reading the rest of a rejected body lets a client that sends the
+            # whole body before reading the response see the 413 instead of a
+            # connection reset; past DRAIN_FACTOR times the limit, stop reading.
+            if not message.get("more_body", False) or size > DRAIN_FACTOR * self.max_body_bytes:
                 break
+        if too_large:
+            await self._reject(scope, send, max(size, declared_size or 0))
+            return
 
         async def replay() -> Message:
             return chunks.pop(0) if chunks else await receive()
