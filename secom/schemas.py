@@ -123,7 +123,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"instances": [_EXAMPLE_ROW] * DEFAULT_WINDOW_LENGTH, "threshold": 0.5}]},
+        json_schema_extra={"example": {"instances": [_EXAMPLE_ROW] * DEFAULT_WINDOW_LENGTH, "threshold": 0.5}},
     )
 
     instances: Instances = Field(
