@@ -1,8 +1,10 @@
 """BentoML service that scores SECOM wafer lots with the registered LSTM.
 
-Two services: ``SecomLSTM`` (HTTP API: validation, preprocessing, response)
-and ``LSTMRunner`` (the network behind BentoML's adaptive batching). Windows
-from concurrent requests are merged into one call of the compiled network.
+One service, ``SecomLSTM``: each worker validates a request, preprocesses its
+rows into windows and merges the windows of concurrent requests into one call
+of the compiled network (``secom.batching.WindowBatcher``). ``POST /predict``
+takes JSON rows; ``POST /predict_array`` takes the same rows as a .npy
+upload, which skips JSON decoding for bulk scoring.
 
     bentoml serve            # http://127.0.0.1:3000, model from $SECOM_MODEL_TAG or secom-lstm:latest
 """
@@ -20,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from secom.batching import WindowBatcher
 from secom.errors import ModelLoadError
+from secom.fast_preprocessing import FastPreprocessor
 from secom.limits import BodySizeLimitMiddleware, configured_max_body_bytes
-from secom.preprocessing import DEFAULT_WINDOW_LENGTH
-from secom.schemas import PredictRequest, PredictResponse
-from secom.serving import build_response, configured_threshold, warm_up_windows
+from secom.preprocessing import DEFAULT_WINDOW_LENGTH, SecomPreprocessor
+from secom.schemas import PredictArrayRequest, PredictRequest, PredictResponse
+from secom.serving import build_response, configured_threshold, limit_tensorflow_threads, warm_up_windows
 from secom.store import ServingBundle, configured_model_tag, load_from_directory
 
 logger = logging.getLogger("secom.service")
@@ -33,59 +37,47 @@ logger = logging.getLogger("secom.service")
 logging.getLogger("secom").setLevel(logging.INFO)
 
 MODEL_TAG = configured_model_tag()
-# Largest number of windows in one call of the network. A bulk request with
-# more windows is split across calls by BentoML's dispatcher.
+# Worker processes, each with its own copy of TensorFlow and the network
+# (about 800 MB resident, shared libraries included) and one TensorFlow
+# thread. Two match the deployment's 2-CPU limit; for another CPU count set
+# BENTOML_CONFIG_OVERRIDES='{"services": {"secom-lstm": {"workers": N}}}'.
+WORKERS = 2
+# One intra-op thread per worker: the batcher runs one network call at a
+# time per worker, and more threads than CPUs across workers only contend.
+TENSORFLOW_THREADS = 1
+# Largest number of windows merged into one call of the network; a single
+# request with more windows is scored alone in one call.
 MAX_BATCH_WINDOWS = 1024
-# The dispatcher answers 503 when it predicts a request will wait longer than
-# this; bulk requests of ~1000 windows take tens of milliseconds, so 10 s only
-# sheds under real overload.
-MAX_LATENCY_MS = 10_000
+# A request still queued for the network after this many seconds gets HTTP
+# 503. bench/run.py measured a p99 below 2 s for one-window requests from 64
+# concurrent clients on 2 shared CPUs, so 10 s sheds only under real overload.
+MAX_QUEUE_SECONDS = 10.0
 REQUEST_TIMEOUT_SECONDS = 60
 
 
-def _load(bento_model: bentoml.Model, *, with_network: bool) -> ServingBundle:
+def _load(bento_model: bentoml.Model) -> ServingBundle:
     try:
-        bundle = load_from_directory(bento_model.path, str(bento_model.tag), with_network=with_network)
+        bundle = load_from_directory(bento_model.path, str(bento_model.tag), with_network=True)
     except ModelLoadError:
         logger.exception("Failed to load model %s", bento_model.tag)
         raise
     return bundle
 
 
-@bentoml.service(
-    name="secom-lstm-runner",
-    workers=1,
-    traffic={"timeout": REQUEST_TIMEOUT_SECONDS},
-)
-class LSTMRunner:
-    """The LSTM behind adaptive batching: windows (N, 10, n_features) in, probabilities (N,) out."""
-
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
-
-    def __init__(self) -> None:
-        self.bundle = _load(self.bento_model, with_network=True)
-        assert self.bundle.scorer is not None
-        # Trace the compiled call before reporting ready, so the first real
-        # requests are not slowed or shed while TensorFlow builds the graph.
-        for batch_size in (1, MAX_BATCH_WINDOWS):
-            self.bundle.scorer(warm_up_windows(self.bundle, batch_size))
-        logger.info(
-            "Runner loaded model %s: %d features, window length %d",
-            self.bundle.tag,
-            self.bundle.preprocessor.n_features_out,
-            self.bundle.window_length,
-        )
-
-    @bentoml.api(batchable=True, batch_dim=(0, 0), max_batch_size=MAX_BATCH_WINDOWS, max_latency_ms=MAX_LATENCY_MS)
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Score a batch of preprocessed windows, one probability per window."""
-        assert self.bundle.scorer is not None
-        return self.bundle.scorer(windows)
+def _fast_preprocessor(bundle: ServingBundle) -> FastPreprocessor | SecomPreprocessor:
+    fast = FastPreprocessor(bundle.preprocessor)
+    try:
+        fast.check_against()
+    except RuntimeError:
+        # Correct but about 20 ms slower per request (see secom.fast_preprocessing).
+        logger.exception("Model %s: serving with the slower SecomPreprocessor.transform", bundle.tag)
+        return bundle.preprocessor
+    return fast
 
 
 @bentoml.service(
     name="secom-lstm",
-    workers=1,
+    workers=WORKERS,
     traffic={"timeout": REQUEST_TIMEOUT_SECONDS},
     labels={"owner": "secom", "task": "wafer-lot-failure-prediction"},
 )
@@ -93,21 +85,44 @@ class SecomLSTM:
     """Failure probabilities for windows of 10 consecutive SECOM wafer lots."""
 
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
-    runner = bentoml.depends(LSTMRunner)
 
     def __init__(self) -> None:
-        self.bundle = _load(self.bento_model, with_network=False)
+        # Created here, not at import: BentoML sets the Prometheus multiprocess
+        # directory in the worker after importing this module.
+        import prometheus_client
+
+        self.windows_per_call = prometheus_client.Histogram(
+            "secom_runner_batch_windows",
+            "Windows scored per call of the LSTM; more than one request's windows means requests were batched.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
+        limit_tensorflow_threads(TENSORFLOW_THREADS, TENSORFLOW_THREADS)
+        self.bundle = _load(self.bento_model)
         if self.bundle.window_length != DEFAULT_WINDOW_LENGTH:
             raise ModelLoadError(
                 f"Model {self.bundle.tag} uses windows of {self.bundle.window_length} rows, but this service "
                 f"accepts windows of {DEFAULT_WINDOW_LENGTH}; import a model with window length {DEFAULT_WINDOW_LENGTH}."
             )
         self.threshold = configured_threshold(self.bundle)
+        self.preprocessor = _fast_preprocessor(self.bundle)
+        scorer = self.bundle.scorer
+        assert scorer is not None
+        # Trace the compiled call before reporting ready, so the first real
+        # requests are not slowed or shed while TensorFlow builds the graph.
+        for batch_size in (1, MAX_BATCH_WINDOWS):
+            scorer(warm_up_windows(self.bundle, batch_size))
+        self.batcher = WindowBatcher(
+            scorer,
+            max_batch_windows=MAX_BATCH_WINDOWS,
+            max_queue_seconds=MAX_QUEUE_SECONDS,
+            observe_batch=self.windows_per_call.observe,
+        )
         logger.info(
-            "Service loaded model %s: threshold %.4f, %d features, body limit %d bytes",
+            "Service loaded model %s: threshold %.4f, %d features, window length %d, body limit %d bytes",
             self.bundle.tag,
             self.threshold,
             self.bundle.preprocessor.n_features_out,
+            self.bundle.window_length,
             configured_max_body_bytes(),
         )
 
@@ -124,18 +139,28 @@ class SecomLSTM:
         """
         # None becomes NaN, the preprocessor's marker for a missing reading.
         rows = np.asarray(instances, dtype=np.float64)
-        windows = self.bundle.preprocessor.transform_windows(rows)
-        probabilities = await self._score(windows)
+        return await self._predict_rows(rows, threshold, timestamps)
+
+    @bentoml.api(route="/predict_array", input_spec=PredictArrayRequest)
+    async def predict_array(
+        self,
+        readings: np.ndarray,
+        threshold: float | None = None,
+        timestamps: list[datetime] | None = None,
+    ) -> PredictResponse:
+        """Like /predict, with the rows uploaded as a .npy file of shape (n_rows, 590), NaN for a missing reading.
+
+        ``PredictArrayRequest`` has read and validated the file into float64 rows before this runs.
+        """
+        return await self._predict_rows(readings, threshold, timestamps)
+
+    async def _predict_rows(
+        self, rows: np.ndarray, threshold: float | None, timestamps: list[datetime] | None
+    ) -> PredictResponse:
+        windows = self.preprocessor.transform_windows(rows)
+        probabilities = await self.batcher.score(windows)
         applied = self.threshold if threshold is None else threshold
         return build_response(self.bundle, probabilities, applied, timestamps)
-
-    async def _score(self, windows: np.ndarray) -> np.ndarray:
-        # In `bentoml serve` the runner is a remote proxy and `to_async` keeps the
-        # event loop free; in-process (tests calling the class) it is the instance.
-        runner = self.runner
-        if hasattr(runner, "to_async"):
-            return np.asarray(await runner.to_async.score_windows(windows))
-        return runner.score_windows(windows)
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict[str, Any]:
@@ -146,8 +171,9 @@ class SecomLSTM:
         return {**self.bundle.metadata, "model_tag": self.bundle.tag, "threshold_in_use": self.threshold}
 
     @bentoml.on_shutdown
-    def _log_shutdown(self) -> None:
+    def _stop(self) -> None:
         logger.info("Service stopping; model %s", self.bundle.tag)
+        self.batcher.shutdown()
 
 
 def _health(request: Request) -> JSONResponse:

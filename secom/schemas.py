@@ -11,9 +11,16 @@ shape, which BentoML returns as HTTP 400::
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
+# Imported for its side effect: bentoml registers the pydantic schema that
+# turns a multipart file upload into a ``Path`` field, which
+# PredictArrayRequest relies on.
+import bentoml  # noqa: F401
+import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -113,6 +120,94 @@ def _check_timestamp_values(value: Any, handler: ValidatorFunctionWrapHandler) -
         ) from None
 
 
+def check_timestamps(timestamps: list[datetime], n_rows: int, rows_field: str) -> list[datetime]:
+    """Check that there is one timestamp per row, all with or all without a UTC offset, in time order."""
+    if len(timestamps) != n_rows:
+        raise PydanticCustomError(
+            "timestamps_length",
+            "timestamps has {count} values but {field} has {rows} rows; send one timestamp per row or none",
+            {"count": len(timestamps), "field": rows_field, "rows": n_rows},
+        )
+    zones = {stamp.tzinfo is None for stamp in timestamps}
+    if len(zones) > 1:
+        raise PydanticCustomError(
+            "timestamps_mixed_zones",
+            "timestamps mix values with and without a UTC offset; give all of them an offset or none",
+        )
+    for row in range(1, len(timestamps)):
+        if timestamps[row] < timestamps[row - 1]:
+            raise PydanticCustomError(
+                "timestamps_order",
+                "timestamps are not in time order at row {row} ({current} is before {previous}); "
+                "sort the rows by time before sending",
+                {
+                    "row": row,
+                    "current": timestamps[row].isoformat(),
+                    "previous": timestamps[row - 1].isoformat(),
+                },
+            )
+    return timestamps
+
+
+# The magic string at the start of every .npy file (NumPy format versions 1 to 3).
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_FIX = "save the rows with numpy.save(path, rows), rows a float array of shape (n_rows, {readings}) with NaN for a missing reading"
+
+
+def _load_readings_file(path: Path) -> np.ndarray:
+    """Read an uploaded .npy file as rows of readings, float64, NaN for a missing reading.
+
+    Rejects anything that is not a 2-D array of real numbers with 590 columns
+    and at least one window of rows, and any infinite reading.
+    """
+    fix = _NPY_FIX.format(readings=N_READINGS)
+    with open(path, "rb") as upload:
+        if upload.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise PydanticCustomError("invalid_npy", "readings is not a .npy file; " + fix)
+        upload.seek(0)
+        try:
+            # allow_pickle=False rejects object arrays, which would unpickle client data.
+            rows = np.lib.format.read_array(upload, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise PydanticCustomError(
+                "invalid_npy", "readings is not a readable .npy file ({reason}); " + fix, {"reason": str(exc)[:200]}
+            ) from None
+
+    if rows.dtype.kind not in "fiu":
+        raise PydanticCustomError(
+            "invalid_dtype", "readings has dtype {dtype}, expected a float or integer dtype; " + fix, {"dtype": str(rows.dtype)}
+        )
+    if rows.ndim != 2 or rows.shape[1] != N_READINGS:
+        raise PydanticCustomError(
+            "readings_shape",
+            "readings has shape {shape}, expected (n_rows, {readings}); send one row of {readings} readings per lot, "
+            "in the archive's order",
+            {"shape": str(rows.shape), "readings": N_READINGS},
+        )
+    if rows.shape[0] < DEFAULT_WINDOW_LENGTH:
+        raise PydanticCustomError(
+            "too_few_rows",
+            "expected at least {minimum} rows of {readings} readings, got {count} rows; a window "
+            "covers {minimum} consecutive lots, so send the {missing} lots before the first one too",
+            {
+                "minimum": DEFAULT_WINDOW_LENGTH,
+                "readings": N_READINGS,
+                "count": rows.shape[0],
+                "missing": DEFAULT_WINDOW_LENGTH - rows.shape[0],
+            },
+        )
+    rows = rows.astype(np.float64, copy=False)
+    infinite = np.isinf(rows)
+    if infinite.any():
+        row, column = (int(i) for i in np.argwhere(infinite)[0])
+        raise PydanticCustomError(
+            "invalid_reading",
+            "row {row}, reading {column}: {value} is not a valid reading; use NaN for a missing reading",
+            {"row": row, "column": column, "value": str(rows[row, column])},
+        )
+    return rows
+
+
 Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Instances = Annotated[list[list[Reading | None]], WrapValidator(_check_instances)]
 Timestamps = Annotated[list[datetime] | None, WrapValidator(_check_timestamp_values)]
@@ -150,31 +245,45 @@ class PredictRequest(BaseModel):
         instances = info.data.get("instances")
         if timestamps is None or instances is None:
             return timestamps
-        if len(timestamps) != len(instances):
-            raise PydanticCustomError(
-                "timestamps_length",
-                "timestamps has {count} values but instances has {rows} rows; send one timestamp per row or none",
-                {"count": len(timestamps), "rows": len(instances)},
-            )
-        zones = {stamp.tzinfo is None for stamp in timestamps}
-        if len(zones) > 1:
-            raise PydanticCustomError(
-                "timestamps_mixed_zones",
-                "timestamps mix values with and without a UTC offset; give all of them an offset or none",
-            )
-        for row in range(1, len(timestamps)):
-            if timestamps[row] < timestamps[row - 1]:
-                raise PydanticCustomError(
-                    "timestamps_order",
-                    "timestamps are not in time order at row {row} ({current} is before {previous}); "
-                    "sort the rows by time before sending",
-                    {
-                        "row": row,
-                        "current": timestamps[row].isoformat(),
-                        "previous": timestamps[row - 1].isoformat(),
-                    },
-                )
-        return timestamps
+        return check_timestamps(timestamps, len(instances), "instances")
+
+
+class PredictArrayRequest(BaseModel):
+    """Consecutive wafer lots as one .npy upload, for bulk scoring without JSON decoding.
+
+    ``readings`` arrives as a file (multipart/form-data, as
+    ``bentoml.SyncHTTPClient`` sends a ``Path`` argument) and leaves validation
+    as a float64 array of shape (n_rows, 590).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    readings: Annotated[Path, AfterValidator(_load_readings_file)] = Field(
+        description=(
+            f"A .npy file (numpy.save) of shape (n_rows, {N_READINGS}), n_rows >= {DEFAULT_WINDOW_LENGTH}, float or "
+            "integer dtype, rows in time order, columns in the order of the UCI secom.data columns. NaN marks a "
+            "missing reading; an infinite reading is rejected."
+        ),
+    )
+    threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
+        "Default: the model's threshold, chosen on the validation period.",
+    )
+    timestamps: Timestamps = Field(
+        default=None,
+        description="Optional ISO 8601 timestamp of each row, one per row, non-decreasing (equal values allowed).",
+    )
+
+    @field_validator("timestamps", mode="after")
+    @classmethod
+    def _check_timestamps(cls, timestamps: list[datetime] | None, info: ValidationInfo) -> list[datetime] | None:
+        readings = info.data.get("readings")
+        if timestamps is None or readings is None:
+            return timestamps
+        return check_timestamps(timestamps, len(readings), "readings")
 
 
 class WindowPrediction(BaseModel):

@@ -35,6 +35,19 @@ def configured_threshold(bundle: ServingBundle) -> float:
     return value
 
 
+def limit_tensorflow_threads(intra_op: int, inter_op: int) -> None:
+    """Set TensorFlow's thread pools; takes effect only before the first TensorFlow operation in the process."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as exc:
+        logger.warning("TensorFlow thread pools unchanged (%s): TensorFlow was initialized before this call", exc)
+        return
+    logger.info("TensorFlow uses %d intra-op and %d inter-op threads", intra_op, inter_op)
+
+
 def warm_up_windows(bundle: ServingBundle, n_windows: int) -> np.ndarray:
     """Windows of mid-range values in the model's input shape, for tracing the compiled call."""
     return np.full((n_windows, bundle.window_length, bundle.preprocessor.n_features_out), 0.5, dtype=np.float32)
