@@ -24,9 +24,8 @@ from starlette.routing import Route
 
 from secom.batching import WindowBatcher
 from secom.errors import ModelLoadError
-from secom.fast_preprocessing import FastPreprocessor
 from secom.limits import BodySizeLimitMiddleware, configured_max_body_bytes
-from secom.preprocessing import DEFAULT_WINDOW_LENGTH, SecomPreprocessor
+from secom.preprocessing import DEFAULT_WINDOW_LENGTH
 from secom.schemas import PredictArrayRequest, PredictRequest, PredictResponse
 from secom.serving import build_response, configured_threshold, limit_tensorflow_threads, warm_up_windows
 from secom.store import ServingBundle, configured_model_tag, load_from_directory
@@ -64,17 +63,6 @@ def _load(bento_model: bentoml.Model) -> ServingBundle:
     return bundle
 
 
-def _fast_preprocessor(bundle: ServingBundle) -> FastPreprocessor | SecomPreprocessor:
-    fast = FastPreprocessor(bundle.preprocessor)
-    try:
-        fast.check_against()
-    except RuntimeError:
-        # Correct but about 20 ms slower per request (see secom.fast_preprocessing).
-        logger.exception("Model %s: serving with the slower SecomPreprocessor.transform", bundle.tag)
-        return bundle.preprocessor
-    return fast
-
-
 @bentoml.service(
     name="secom-lstm",
     workers=WORKERS,
@@ -92,7 +80,7 @@ class SecomLSTM:
         import prometheus_client
 
         self.windows_per_call = prometheus_client.Histogram(
-            "secom_runner_batch_windows",
+            "secom_batch_windows",
             "Windows scored per call of the LSTM; more than one request's windows means requests were batched.",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )
@@ -104,7 +92,6 @@ class SecomLSTM:
                 f"accepts windows of {DEFAULT_WINDOW_LENGTH}; import a model with window length {DEFAULT_WINDOW_LENGTH}."
             )
         self.threshold = configured_threshold(self.bundle)
-        self.preprocessor = _fast_preprocessor(self.bundle)
         scorer = self.bundle.scorer
         assert scorer is not None
         # Trace the compiled call before reporting ready, so the first real
@@ -157,7 +144,7 @@ class SecomLSTM:
     async def _predict_rows(
         self, rows: np.ndarray, threshold: float | None, timestamps: list[datetime] | None
     ) -> PredictResponse:
-        windows = self.preprocessor.transform_windows(rows)
+        windows = self.bundle.preprocessor.transform_windows(rows)
         probabilities = await self.batcher.score(windows)
         applied = self.threshold if threshold is None else threshold
         return build_response(self.bundle, probabilities, applied, timestamps)

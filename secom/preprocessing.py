@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.preprocessing import MinMaxScaler
@@ -229,7 +228,22 @@ def _check_rows(X: np.ndarray) -> np.ndarray:
 
 
 def _fill_gaps(rows: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
-    return pd.DataFrame(rows).ffill().fillna(pd.Series(fill_values)).to_numpy()
+    """Forward-fill each column down the rows, then fill what is left with ``fill_values``.
+
+    Same result as pandas ``DataFrame.ffill().fillna(...)``, but in NumPy:
+    pandas costs about 20 ms for 10 rows of 274 columns, which dominated a
+    one-window request.
+    """
+    missing = np.isnan(rows)
+    if not missing.any():
+        return rows
+    n_rows, n_columns = rows.shape
+    # Each cell takes the value of the last row at or above it that has a
+    # reading in its column; row 0 stands in where there is none.
+    source_row = np.where(missing, 0, np.arange(n_rows)[:, None])
+    np.maximum.accumulate(source_row, axis=0, out=source_row)
+    filled = rows[source_row, np.arange(n_columns)]
+    return np.where(np.isnan(filled), fill_values, filled)
 
 
 def _uncorrelated_columns(scaled: np.ndarray, threshold: float) -> np.ndarray:

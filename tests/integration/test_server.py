@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import urllib.request
@@ -130,10 +131,10 @@ def _batch_histogram(server: ServerProcess) -> dict[str, float]:
         text = response.read().decode()
     values = {}
     for name in ("count", "sum"):
-        match = re.search(rf"^secom_runner_batch_windows_{name} ([0-9.e+]+)$", text, re.MULTILINE)
-        assert match, f"no secom_runner_batch_windows_{name} in /metrics"
+        match = re.search(rf"^secom_batch_windows_{name} ([0-9.e+]+)$", text, re.MULTILINE)
+        assert match, f"no secom_batch_windows_{name} in /metrics"
         values[name] = float(match.group(1))
-    single = re.search(r'^secom_runner_batch_windows_bucket\{le="1.0"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    single = re.search(r'^secom_batch_windows_bucket\{le="1.0"\} ([0-9.e+]+)$', text, re.MULTILINE)
     values["le_1"] = float(single.group(1)) if single else 0.0
     return values
 
@@ -257,3 +258,65 @@ def test_health_names_model(server: ServerProcess, imported_model: ImportedModel
 
 def test_server_log_names_model(server: ServerProcess, imported_model: ImportedModel):
     assert f"loaded model {imported_model.tag}" in server.log()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def _post_npy(server: ServerProcess, payload: bytes, **fields: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/predict_array",
+        files={"readings": ("rows.npy", payload, "application/octet-stream")},
+        data=fields,
+        timeout=120,
+    )
+
+
+def test_predict_array_matches_json(client, rows, tmp_path):
+    path = tmp_path / "rows.npy"
+    np.save(path, rows[200:240])
+    from_array = client.predict_array(readings=path)
+    from_json = client.predict(instances=as_json_rows(rows[200:240]))
+    assert [p["window_end_index"] for p in from_array["predictions"]] == list(range(9, 40))
+    np.testing.assert_allclose(
+        [p["probability"] for p in from_array["predictions"]],
+        [p["probability"] for p in from_json["predictions"]],
+        atol=1e-7,
+        rtol=0,
+    )
+
+
+def test_predict_array_threshold_field(server: ServerProcess, rows):
+    response = _post_npy(server, _npy_bytes(rows[:12]), threshold="0")
+    assert response.status_code == 200, response.text
+    assert all(p["is_anomaly"] for p in response.json()["predictions"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "error_type", "phrase"),
+    [
+        (b"not a numpy file", "invalid_npy", "numpy.save"),
+        (_npy_bytes(np.zeros((12, 589))), "readings_shape", "(12, 589)"),
+        (_npy_bytes(np.zeros((9, 590))), "too_few_rows", "got 9 rows"),
+        (_npy_bytes(np.array([["a"] * 590] * 10)), "invalid_dtype", "dtype"),
+        (_npy_bytes(np.array([[{"x": 1}] * 590] * 10, dtype=object)), "invalid_npy", "numpy.save"),
+    ],
+    ids=["not-npy", "589-columns", "nine-rows", "strings", "pickled-objects"],
+)
+def test_predict_array_bad_file_400(server: ServerProcess, payload: bytes, error_type: str, phrase: str):
+    response = _post_npy(server, payload)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"][0]
+    assert detail["type"] == error_type
+    assert phrase in detail["msg"]
+
+
+def test_predict_array_infinity_400(server: ServerProcess, rows):
+    bad = rows[:10].copy()
+    bad[4, 33] = np.inf
+    response = _post_npy(server, _npy_bytes(bad))
+    assert response.status_code == 400, response.text
+    assert "row 4, reading 33" in response.json()["detail"][0]["msg"]
