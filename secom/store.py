@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,23 @@ DEFAULT_MODEL_TAG = f"{MODEL_NAME}:latest"
 MODEL_FILE = "model.keras"
 PREPROCESSOR_FILE = "preprocessor.json"
 METADATA_FILE = "metadata.json"
+REPORT_DIR = "report"
 
 
 def configured_model_tag() -> str:
     return os.environ.get(MODEL_TAG_ENV_VAR) or DEFAULT_MODEL_TAG
 
 
-def save_to_store(model: "keras.Model", preprocessor: SecomPreprocessor, metadata: dict[str, Any]) -> str:
+def save_to_store(
+    model: "keras.Model",
+    preprocessor: SecomPreprocessor,
+    metadata: dict[str, Any],
+    *,
+    report_dir: str | os.PathLike[str] | None = None,
+) -> str:
     """Register the model, the fitted preprocessor and the metadata under one new tag.
+
+    ``report_dir``, when given, is copied into the model directory as ``report/``.
 
     Returns:
         The new model tag, for example ``secom-lstm:abc123``.
@@ -62,6 +72,8 @@ def save_to_store(model: "keras.Model", preprocessor: SecomPreprocessor, metadat
         preprocessor.save(bento_model.path_of(PREPROCESSOR_FILE))
         stored = {**metadata, "model_tag": tag}
         Path(bento_model.path_of(METADATA_FILE)).write_text(json.dumps(stored, indent=1))
+        if report_dir is not None:
+            shutil.copytree(report_dir, bento_model.path_of(REPORT_DIR))
     logger.info("Saved model %s to the BentoML model store", tag)
     return tag
 

@@ -40,7 +40,7 @@ def test_every_stage_changes_the_start_variant():
 
 def test_unknown_stage_rejected():
     with pytest.raises(ValueError, match="unknown stage"):
-        staged_variants(Variant(name="start"), "optimizer")
+        staged_variants(Variant(name="start"), "activation")
 
 
 def test_best_choice_takes_highest_mean_roc_auc():
