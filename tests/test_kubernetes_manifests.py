@@ -13,7 +13,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_DIR = PROJECT_ROOT / "deploy" / "kubernetes"
-DEPLOY_README = PROJECT_ROOT / "deploy" / "README-deploy.md"
+DEPLOY_README = PROJECT_ROOT / "README.md"
 SERVICE_PORT = 3000
 # Oldest Kubernetes release checked (autoscaling/v2 is GA since 1.23) and the newest
 # whose schemas kubernetes-validate ships.

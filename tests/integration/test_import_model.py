@@ -108,3 +108,16 @@ def test_missing_archive_exits_with_hint(bentoml_home: Path, tmp_path: Path):
     )
     assert result.returncode == 2
     assert "SECOM_DATA" in result.stderr
+
+
+def test_readme_metrics_match_run(imported_model: ImportedModel):
+    """The README shows the numbers this seeded run prints; a changed model must update the README."""
+    from tests.helpers import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme[readme.index("<!-- metrics:start -->") : readme.index("<!-- metrics:end -->")]
+    for label in ("ROC-AUC", "PR-AUC", "F1"):
+        assert _printed_metric(block, label) == _printed_metric(imported_model.stdout, label), label
+    model_row = re.search(r"^\| lstm \| .*$", imported_model.stdout, re.MULTILINE)
+    assert model_row, "no lstm row in the printed comparison table"
+    assert model_row.group(0) in block
