@@ -27,7 +27,7 @@ from secom.errors import ModelLoadError
 from secom.limits import BodySizeLimitMiddleware, configured_max_body_bytes
 from secom.preprocessing import DEFAULT_WINDOW_LENGTH
 from secom.schemas import PredictArrayRequest, PredictRequest, PredictResponse
-from secom.serving import build_response, configured_threshold, limit_tensorflow_threads, warm_up_windows
+from secom.serving import build_response, configured_threshold, limit_tensorflow_threads
 from secom.store import ServingBundle, configured_model_tag, load_from_directory
 
 logger = logging.getLogger("secom.service")
@@ -44,9 +44,6 @@ WORKERS = 2
 # One intra-op thread per worker: the batcher runs one network call at a
 # time per worker, and more threads than CPUs across workers only contend.
 TENSORFLOW_THREADS = 1
-# Largest number of windows merged into one call of the network; a single
-# request with more windows is scored alone in one call.
-MAX_BATCH_WINDOWS = 1024
 # A request still queued for the network after this many seconds gets HTTP
 # 503. bench/run.py measured a p99 below 2 s for one-window requests from 64
 # concurrent clients on 2 shared CPUs, so 10 s sheds only under real overload.
@@ -94,13 +91,12 @@ class SecomLSTM:
         self.threshold = configured_threshold(self.bundle)
         scorer = self.bundle.scorer
         assert scorer is not None
-        # Trace the compiled call before reporting ready, so the first real
-        # requests are not slowed or shed while TensorFlow builds the graph.
-        for batch_size in (1, MAX_BATCH_WINDOWS):
-            scorer(warm_up_windows(self.bundle, batch_size))
+        # Compile every batch size before reporting ready, so the first real
+        # requests are not slowed or shed while XLA builds its programs.
+        scorer.warm_up()
         self.batcher = WindowBatcher(
             scorer,
-            max_batch_windows=MAX_BATCH_WINDOWS,
+            max_batch_windows=scorer.max_batch_windows,
             max_queue_seconds=MAX_QUEUE_SECONDS,
             observe_batch=self.windows_per_call.observe,
         )

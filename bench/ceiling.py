@@ -42,7 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True, help="path of the UCI secom.zip archive")
     parser.add_argument("--model-tag", required=True, help="BentoML model tag")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of the throughput measurement (default 5 s)")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (default 0: TensorFlow's choice)")
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=0.0,
+        help="Unix time at which to start measuring, after warm-up, so parallel processes measure the same seconds",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     bundle = load_from_store(args.model_tag, with_network=True)
     assert bundle.scorer is not None
@@ -54,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         bundle.scorer(batch)
         bundle.scorer(one)
         bundle.scorer.model.predict(one, verbose=0)
+    if args.start_at:
+        time.sleep(max(0.0, args.start_at - time.time()))
 
     calls = 0
     start = time.perf_counter()

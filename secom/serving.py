@@ -48,11 +48,6 @@ def limit_tensorflow_threads(intra_op: int, inter_op: int) -> None:
     logger.info("TensorFlow uses %d intra-op and %d inter-op threads", intra_op, inter_op)
 
 
-def warm_up_windows(bundle: ServingBundle, n_windows: int) -> np.ndarray:
-    """Windows of mid-range values in the model's input shape, for tracing the compiled call."""
-    return np.full((n_windows, bundle.window_length, bundle.preprocessor.n_features_out), 0.5, dtype=np.float32)
-
-
 def build_response(
     bundle: ServingBundle,
     probabilities: np.ndarray,
