@@ -147,7 +147,7 @@ class SecomLSTM:
 
     @bentoml.api(route="/metadata")
     def metadata(self) -> dict[str, Any]:
-        """What import_model.py recorded: metrics, threshold, periods, features, library versions."""
+        """Return what import_model.py recorded: metrics, threshold, periods, features, library versions."""
         return self.metadata_document()
 
     def metadata_document(self) -> dict[str, Any]:
