@@ -46,7 +46,7 @@ def load_check_module():
 
 
 @pytest.fixture(scope="module")
-def container_result(tmp_path_factory, archive_path, imported_model, bentoml_home) -> dict:
+def container_result(request, tmp_path_factory, archive_path, imported_model, bentoml_home) -> dict:
     """Run the container check once against the tests' model store and return its JSON result."""
     result_path = tmp_path_factory.mktemp("container") / "result.json"
     command = [
@@ -69,7 +69,28 @@ def container_result(tmp_path_factory, archive_path, imported_model, bentoml_hom
     assert result_path.is_file(), f"check wrote no result (exit status {completed.returncode})"
     result = json.loads(result_path.read_text())
     result["exit_status"] = completed.returncode
+    _report(request.config, result)
     return result
+
+
+def _report(config: pytest.Config, result: dict) -> None:
+    """Write the image size and the answers from inside the container to the test log, pass or fail."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return
+    size = result.get("image_size_bytes")
+    predict = result.get("predict", {}).get("json") or {}
+    metadata = result.get("metadata", {}).get("json") or {}
+    lines = [
+        f"container image: {result.get('image')}, {size / 1e6:.0f} MB" if size else "container image: size not measured",
+        f"container user id: {result.get('uid')}",
+        f"predict inside the container ({SMALL_ROWS} rows): {json.dumps(predict.get('predictions'))}",
+        f"metadata inside the container: model_tag {metadata.get('model_tag')}, "
+        f"test ROC-AUC {metadata.get('metrics', {}).get('test', {}).get('roc_auc')}",
+    ]
+    terminal.write_line("")
+    for line in lines:
+        terminal.write_line(line)
 
 
 @pytest.mark.container
