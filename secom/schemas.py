@@ -210,7 +210,20 @@ def _load_readings_file(path: Path) -> np.ndarray:
 
 Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Instances = Annotated[list[list[Reading | None]], WrapValidator(_check_instances)]
-Timestamps = Annotated[list[datetime] | None, WrapValidator(_check_timestamp_values)]
+Timestamps = Annotated[
+    list[datetime] | None,
+    WrapValidator(_check_timestamp_values),
+    Field(description="Optional ISO 8601 timestamp of each row, one per row, non-decreasing (equal values allowed)."),
+]
+Threshold = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
+        "Default: the model's threshold, chosen on the validation period.",
+    ),
+]
 
 
 class PredictRequest(BaseModel):
@@ -227,17 +240,8 @@ class PredictRequest(BaseModel):
             "(numbers, or null for a missing reading) in the order of the UCI secom.data columns."
         ),
     )
-    threshold: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
-        "Default: the model's threshold, chosen on the validation period.",
-    )
-    timestamps: Timestamps = Field(
-        default=None,
-        description="Optional ISO 8601 timestamp of each row, one per row, non-decreasing (equal values allowed).",
-    )
+    threshold: Threshold = None
+    timestamps: Timestamps = None
 
     @field_validator("timestamps", mode="after")
     @classmethod
@@ -265,17 +269,8 @@ class PredictArrayRequest(BaseModel):
             "missing reading; an infinite reading is rejected."
         ),
     )
-    threshold: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
-        "Default: the model's threshold, chosen on the validation period.",
-    )
-    timestamps: Timestamps = Field(
-        default=None,
-        description="Optional ISO 8601 timestamp of each row, one per row, non-decreasing (equal values allowed).",
-    )
+    threshold: Threshold = None
+    timestamps: Timestamps = None
 
     @field_validator("timestamps", mode="after")
     @classmethod
