@@ -90,7 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def model_in_store() -> str | None:
     import bentoml
 
-    models = bentoml.models.list(MODEL_NAME)
+    try:
+        models = bentoml.models.list(MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        # bentoml 1.4.40 raises instead of returning [] when no model has this name.
+        return None
     return str(max(models, key=lambda m: m.creation_time).tag) if models else None
 
 

@@ -27,7 +27,7 @@ from secom.errors import ModelLoadError
 from secom.limits import BodySizeLimitMiddleware, configured_max_body_bytes
 from secom.preprocessing import DEFAULT_WINDOW_LENGTH
 from secom.schemas import PredictArrayRequest, PredictRequest, PredictResponse
-from secom.serving import build_response, configured_threshold, limit_tensorflow_threads
+from secom.serving import build_response, configured_threshold, limit_tensorflow_threads, threshold_override
 from secom.store import ServingBundle, configured_model_tag, load_from_directory
 
 logger = logging.getLogger("secom.service")
@@ -36,6 +36,10 @@ logger = logging.getLogger("secom.service")
 logging.getLogger("secom").setLevel(logging.INFO)
 
 MODEL_TAG = configured_model_tag()
+# Checked here, at import, so that `bentoml serve` stops at once with the
+# message; a worker failing in __init__ is restarted over and over instead.
+threshold_override()
+configured_max_body_bytes()
 # Worker processes, each with its own copy of TensorFlow and the network
 # (about 800 MB resident, shared libraries included) and one TensorFlow
 # thread. Two match the deployment's 2-CPU limit; for another CPU count set

@@ -90,7 +90,7 @@ def _check_instances(value: Any, handler: ValidatorFunctionWrapHandler) -> list[
         raise PydanticCustomError(
             "too_few_rows",
             "expected at least {minimum} rows of {readings} readings, got {count} rows; a window "
-            "covers {minimum} consecutive lots, so send the {missing} lots before the first one too",
+            "covers {minimum} consecutive lots, so send {missing} more earlier lots",
             {
                 "minimum": DEFAULT_WINDOW_LENGTH,
                 "readings": N_READINGS,
@@ -188,7 +188,7 @@ def _load_readings_file(path: Path) -> np.ndarray:
         raise PydanticCustomError(
             "too_few_rows",
             "expected at least {minimum} rows of {readings} readings, got {count} rows; a window "
-            "covers {minimum} consecutive lots, so send the {missing} lots before the first one too",
+            "covers {minimum} consecutive lots, so send {missing} more earlier lots",
             {
                 "minimum": DEFAULT_WINDOW_LENGTH,
                 "readings": N_READINGS,
@@ -215,15 +215,14 @@ Timestamps = Annotated[
     WrapValidator(_check_timestamp_values),
     Field(description="Optional ISO 8601 timestamp of each row, one per row, non-decreasing (equal values allowed)."),
 ]
-Threshold = Annotated[
-    float | None,
-    Field(
-        ge=0.0,
-        le=1.0,
-        description="Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
-        "Default: the model's threshold, chosen on the validation period.",
-    ),
-]
+_THRESHOLD_DESCRIPTION = (
+    "Decision threshold in [0, 1]; a window is flagged when its probability >= threshold. "
+    "Default: the model's threshold, chosen on the validation period."
+)
+# JSON sends a number, so strings and booleans are rejected; a multipart form
+# (/predict_array) sends every field as text, so there "0.5" must parse.
+Threshold = Annotated[float | None, Field(ge=0.0, le=1.0, strict=True, description=_THRESHOLD_DESCRIPTION)]
+FormThreshold = Annotated[float | None, Field(ge=0.0, le=1.0, description=_THRESHOLD_DESCRIPTION)]
 
 
 class PredictRequest(BaseModel):
@@ -269,7 +268,7 @@ class PredictArrayRequest(BaseModel):
             "missing reading; an infinite reading is rejected."
         ),
     )
-    threshold: Threshold = None
+    threshold: FormThreshold = None
     timestamps: Timestamps = None
 
     @field_validator("timestamps", mode="after")

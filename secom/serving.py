@@ -16,21 +16,33 @@ logger = logging.getLogger(__name__)
 THRESHOLD_ENV_VAR = "SECOM_THRESHOLD"
 
 
-def configured_threshold(bundle: ServingBundle) -> float:
-    """Return the default decision threshold: ``SECOM_THRESHOLD`` if set, else the model's.
+def threshold_override() -> float | None:
+    """Return ``SECOM_THRESHOLD`` as a number, or None when it is unset.
 
     Raises:
         ValueError: ``SECOM_THRESHOLD`` is not a number in [0, 1].
     """
     raw = os.environ.get(THRESHOLD_ENV_VAR)
     if not raw:
-        return bundle.threshold
+        return None
     try:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{THRESHOLD_ENV_VAR} must be a number in [0, 1], got {raw!r}") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{THRESHOLD_ENV_VAR} must be in [0, 1], got {value}")
+    return value
+
+
+def configured_threshold(bundle: ServingBundle) -> float:
+    """Return the default decision threshold: ``SECOM_THRESHOLD`` if set, else the model's.
+
+    Raises:
+        ValueError: ``SECOM_THRESHOLD`` is not a number in [0, 1].
+    """
+    value = threshold_override()
+    if value is None:
+        return bundle.threshold
     logger.info("Default threshold %.4f from %s overrides the model's %.4f", value, THRESHOLD_ENV_VAR, bundle.threshold)
     return value
 

@@ -30,7 +30,7 @@ def archive_path() -> Path:
     """The real UCI archive, from SECOM_DATA; the training and server tiers need it."""
     value = os.environ.get("SECOM_DATA")
     if not value:
-        pytest.fail("SECOM_DATA is not set: point it at the UCI secom.zip (for example ../shared/data/secom.zip)")
+        pytest.fail("SECOM_DATA is not set: point it at the UCI secom.zip (the archive UCI distributes as dataset 179)")
     path = Path(value).resolve()
     if not path.is_file():
         pytest.fail(f"SECOM_DATA points at {path}, which does not exist")

@@ -121,3 +121,22 @@ def test_readme_metrics_match_run(imported_model: ImportedModel):
     model_row = re.search(r"^\| lstm \| .*$", imported_model.stdout, re.MULTILINE)
     assert model_row, "no lstm row in the printed comparison table"
     assert model_row.group(0) in block
+
+
+def test_if_missing_on_empty_store(tmp_path: Path):
+    """On a fresh machine the store has no secom-lstm yet: --if-missing must train, not crash."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT, subprocess_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import import_model; print(import_model.model_in_store())"],
+        cwd=REPO_ROOT,
+        env=subprocess_env(tmp_path / "empty-bentoml-home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "None"

@@ -320,3 +320,26 @@ def test_predict_array_infinity_400(server: ServerProcess, rows):
     response = _post_npy(server, _npy_bytes(bad))
     assert response.status_code == 400, response.text
     assert "row 4, reading 33" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SECOM_THRESHOLD", "1.5"), ("SECOM_THRESHOLD", "high"), ("SECOM_MAX_BODY_BYTES", "-1")],
+)
+def test_invalid_env_stops_serve(bentoml_home: Path, variable: str, value: str):
+    """A bad setting ends `bentoml serve` at once with the message, instead of restarting workers forever."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT, free_port, subprocess_env
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "service:SecomLSTM", "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env=subprocess_env(bentoml_home, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"{variable} must be" in result.stdout + result.stderr

@@ -126,3 +126,9 @@ def test_mixed_offsets_rejected():
 def test_unknown_field_rejected():
     error = _error({"instances": _rows(), "treshold": 0.5})
     assert error["loc"] == ("treshold",)
+
+
+@pytest.mark.parametrize("threshold", [True, "0.5"])
+def test_threshold_not_a_number(threshold):
+    error = _error({"instances": _rows(), "threshold": threshold})
+    assert error["loc"] == ("threshold",)
