@@ -17,7 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from tests.helpers import REPO_ROOT, ImportedModel, ServerProcess, import_model, start_server  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    CONTAINER_SUMMARY,
+    REPO_ROOT,
+    ImportedModel,
+    ServerProcess,
+    import_model,
+    start_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +56,13 @@ def server(imported_model: ImportedModel, bentoml_home: Path) -> ServerProcess:
     process = start_server(["service:SecomLSTM"], bentoml_home, cwd=REPO_ROOT)
     yield process
     process.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Print what the container check measured and what the container answered."""
+    lines = config.stash.get(CONTAINER_SUMMARY, None)
+    if not lines:
+        return
+    terminalreporter.section("container check")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -19,8 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Lines the container check reports; conftest prints them after the test run, where
+# pytest's output capture does not hide them.
+CONTAINER_SUMMARY = pytest.StashKey[list[str]]()
 READY_TIMEOUT_SECONDS = 180
 IMPORT_TIMEOUT_SECONDS = 900
 

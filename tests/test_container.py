@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import CONTAINER_SUMMARY
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECK_SCRIPT = PROJECT_ROOT / "deploy" / "container" / "check_container.py"
 DEPLOYMENT_MANIFEST = PROJECT_ROOT / "deploy" / "kubernetes" / "deployment.yaml"
@@ -74,23 +76,17 @@ def container_result(request, tmp_path_factory, archive_path, imported_model, be
 
 
 def _report(config: pytest.Config, result: dict) -> None:
-    """Write the image size and the answers from inside the container to the test log, pass or fail."""
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is None:
-        return
+    """Keep the image size and the answers from inside the container for the end-of-run summary."""
     size = result.get("image_size_bytes")
     predict = result.get("predict", {}).get("json") or {}
     metadata = result.get("metadata", {}).get("json") or {}
-    lines = [
+    config.stash[CONTAINER_SUMMARY] = [
         f"container image: {result.get('image')}, {size / 1e6:.0f} MB" if size else "container image: size not measured",
         f"container user id: {result.get('uid')}",
         f"predict inside the container ({SMALL_ROWS} rows): {json.dumps(predict.get('predictions'))}",
         f"metadata inside the container: model_tag {metadata.get('model_tag')}, "
         f"test ROC-AUC {metadata.get('metrics', {}).get('test', {}).get('roc_auc')}",
     ]
-    terminal.write_line("")
-    for line in lines:
-        terminal.write_line(line)
 
 
 @pytest.mark.container
