@@ -41,9 +41,9 @@ class Period:
     stop: int
 
     def window_end_rows(self, window_length: int) -> np.ndarray:
-        """Rows that end a window of this period.
+        """Return the rows that end a window of this period.
 
-        A window belongs to the period of its last row; its earlier rows may lie
+        A window belongs to the period of its last row. Its earlier rows may lie
         in the previous period as context, but its label is always in this one.
         """
         return np.arange(max(self.start, window_length - 1), self.stop)

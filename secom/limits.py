@@ -77,9 +77,9 @@ class BodySizeLimitMiddleware:
                 chunks.clear()
             if not too_large:
                 chunks.append(message)
-            # Reading the rest of a rejected body lets a client that sends the
-            # whole body before reading the response see the 413 instead of a
-            # connection reset; past DRAIN_FACTOR times the limit, stop reading.
+            # Read the rest of a rejected body, because a client that sends the
+            # whole body before reading the response otherwise sees a connection
+            # reset instead of the 413. Past DRAIN_FACTOR times the limit, stop.
             if not message.get("more_body", False) or size > DRAIN_FACTOR * self.max_body_bytes:
                 break
         if too_large:

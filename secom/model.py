@@ -250,10 +250,9 @@ class WindowScorer:
 
     ``keras.Model.predict`` builds a data pipeline on every call (about 50 ms
     for one window on 2 CPU cores). This class compiles the model once with
-    XLA instead, which halves the time of small batches against a plain
-    ``tf.function`` (about 2 ms against 5 ms for one window of the 3-member
-    ensemble with one TensorFlow thread, measured on the 2-core machine that
-    produced docs/benchmarks.md).
+    XLA instead. On the 2-core machine behind docs/benchmarks.md, with one
+    TensorFlow thread, one window of the 3-member ensemble took about 2 ms this
+    way against 5 ms with a plain ``tf.function``.
 
     XLA compiles one program per input shape, so batches are padded with
     zero windows up to the next power of two and split above

@@ -239,7 +239,8 @@ def _fill_gaps(rows: np.ndarray, fill_values: np.ndarray) -> np.ndarray:
         return rows
     n_rows, n_columns = rows.shape
     # Each cell takes the value of the last row at or above it that has a
-    # reading in its column; row 0 stands in where there is none.
+    # reading in its column. Where no such row exists, row 0 is used and the
+    # cell stays NaN, so the fill value replaces it below.
     source_row = np.where(missing, 0, np.arange(n_rows)[:, None])
     np.maximum.accumulate(source_row, axis=0, out=source_row)
     filled = rows[source_row, np.arange(n_columns)]
@@ -254,8 +255,8 @@ def _uncorrelated_columns(scaled: np.ndarray, threshold: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.abs(np.corrcoef(scaled, rowvar=False))
     correlation = np.nan_to_num(correlation, nan=0.0)
-    kept: list[int] = []
+    kept_columns: list[int] = []
     for column in range(scaled.shape[1]):
-        if not kept or correlation[column, kept].max() <= threshold:
-            kept.append(column)
-    return np.asarray(kept, dtype=np.int64)
+        if not kept_columns or correlation[column, kept_columns].max() <= threshold:
+            kept_columns.append(column)
+    return np.asarray(kept_columns, dtype=np.int64)

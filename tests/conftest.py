@@ -59,7 +59,7 @@ def server(imported_model: ImportedModel, bentoml_home: Path) -> ServerProcess:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """Print what the container check measured and what the container answered."""
+    """Print what the container check measured and the responses from inside the container."""
     lines = config.stash.get(CONTAINER_SUMMARY, None)
     if not lines:
         return

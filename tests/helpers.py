@@ -42,15 +42,20 @@ def subprocess_env(bentoml_home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def import_model(archive: Path, bentoml_home: Path) -> ImportedModel:
-    result = subprocess.run(
-        [sys.executable, "import_model.py", "--data", str(archive), "--quiet"],
+def run_import_model(bentoml_home: Path, *args: str, timeout: float = IMPORT_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
+    """Run ``import_model.py ARGS`` from the project root against ``bentoml_home``."""
+    return subprocess.run(
+        [sys.executable, "import_model.py", *args],
         cwd=REPO_ROOT,
         env=subprocess_env(bentoml_home),
         capture_output=True,
         text=True,
-        timeout=IMPORT_TIMEOUT_SECONDS,
+        timeout=timeout,
     )
+
+
+def import_model(archive: Path, bentoml_home: Path) -> ImportedModel:
+    result = run_import_model(bentoml_home, "--data", str(archive), "--quiet")
     assert result.returncode == 0, f"import_model.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     match = re.search(r"^Model tag: (secom-lstm:\S+)$", result.stdout, re.MULTILINE)
     assert match, f"import_model.py printed no model tag:\n{result.stdout[-3000:]}"

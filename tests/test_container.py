@@ -76,7 +76,7 @@ def container_result(request, tmp_path_factory, archive_path, imported_model, be
 
 
 def _report(config: pytest.Config, result: dict) -> None:
-    """Keep the image size and the answers from inside the container for the end-of-run summary."""
+    """Store the image size and the responses from inside the container for the end-of-run summary."""
     size = result.get("image_size_bytes")
     predict = result.get("predict", {}).get("json") or {}
     metadata = result.get("metadata", {}).get("json") or {}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from secom.store import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE, load_from_store
-from tests.helpers import ImportedModel, read_archive_rows
+from tests.helpers import ImportedModel, read_archive_rows, run_import_model
 
 pytestmark = pytest.mark.training
 
@@ -75,37 +75,13 @@ def test_loaded_bundle_scores_real_rows(imported_model: ImportedModel, archive_p
 
 
 def test_if_missing_skips_training(imported_model: ImportedModel, archive_path: Path, bentoml_home: Path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO_ROOT, subprocess_env
-
-    result = subprocess.run(
-        [sys.executable, "import_model.py", "--data", str(archive_path), "--if-missing"],
-        cwd=REPO_ROOT,
-        env=subprocess_env(bentoml_home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_import_model(bentoml_home, "--data", str(archive_path), "--if-missing", timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "already has" in result.stdout
 
 
 def test_missing_archive_exits_with_hint(bentoml_home: Path, tmp_path: Path):
-    import subprocess
-    import sys
-
-    from tests.helpers import REPO_ROOT, subprocess_env
-
-    result = subprocess.run(
-        [sys.executable, "import_model.py", "--data", str(tmp_path / "absent.zip")],
-        cwd=REPO_ROOT,
-        env=subprocess_env(bentoml_home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_import_model(bentoml_home, "--data", str(tmp_path / "absent.zip"), timeout=120)
     assert result.returncode == 2
     assert "SECOM_DATA" in result.stderr
 

@@ -95,7 +95,7 @@ def test_env_var_used_when_no_path(small_archive: Path, monkeypatch: pytest.Monk
 def test_offline_without_path_says_set_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
     monkeypatch.setenv(data.CACHE_ENV_VAR, str(tmp_path / "cache"))
-    # An unroutable URL stands in for a machine without internet access.
+    # A closed loopback port simulates a machine without internet access.
     monkeypatch.setattr(data, "ARCHIVE_URL", "http://127.0.0.1:9/secom.zip")
     with pytest.raises(DataError, match=data.DATA_ENV_VAR):
         data.resolve_archive()
